@@ -1,0 +1,84 @@
+"""Run the worker (normaliser + importer) until stopped, or until idle."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+
+from pipeline import services
+from pipeline.app import InFlight, create_app
+from pipeline.db.pool import create_pool
+from pipeline.importer import ImportStage
+from pipeline.kafka import ensure_topics, make_producer
+from pipeline.lag import LagReader
+from pipeline.normalise_stage import NormaliseStage
+from pipeline.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+#: The idle condition must hold this many checks in a row.
+IDLE_CHECKS = 2
+
+
+async def run_worker(settings: Settings, *, until_idle: bool = False, idle_timeout: float | None = None) -> None:
+    """Consume raw and canonical orders. With ``until_idle``, return once every input topic is
+    consumed and committed and no batch is in flight."""
+    await ensure_topics(settings)
+    pool = await create_pool(services.database_url(settings), max_size=4)
+    producer = make_producer(settings)
+    await producer.start()
+    in_flight = InFlight()
+    normaliser = NormaliseStage(settings, producer)
+    importer = ImportStage(settings, pool, producer)
+    app = create_app(settings, normaliser.handle, importer.handle, in_flight)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not the main thread
+            pass
+    await importer.flush_outbox()  # events a crash left behind
+    await app.start()
+    log.info("worker started", app_id=settings.app_id)
+    try:
+        if until_idle:
+            waiter = asyncio.ensure_future(_wait_idle(settings, in_flight))
+            stopper = asyncio.ensure_future(stop.wait())
+            done, pending = await asyncio.wait(
+                {waiter, stopper}, timeout=idle_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+            if not done:
+                raise TimeoutError(f"not idle after {idle_timeout} s")
+        else:
+            await stop.wait()
+    finally:
+        log.info("worker stopping", app_id=settings.app_id)
+        await app.stop()
+        await producer.stop()
+        await pool.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover
+                pass
+
+
+async def _wait_idle(settings: Settings, in_flight: InFlight) -> None:
+    """Idle: raw then canonical fully committed by the group, nothing in flight, twice in a row."""
+    reader = LagReader(settings)
+    await reader.start()
+    try:
+        streak = 0
+        while streak < IDLE_CHECKS:
+            await asyncio.sleep(settings.idle_check_seconds)
+            raw = await reader.read([settings.raw_topic])
+            canonical = await reader.read([settings.canonical_topic])
+            idle = in_flight.batches == 0 and all(p.lag == 0 for p in raw + canonical)
+            streak = streak + 1 if idle else 0
+    finally:
+        await reader.stop()

@@ -62,11 +62,11 @@ def _print_json(value: Any) -> None:
 async def _with_conn(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
     import asyncpg
 
-    from pipeline.db.pool import _init_connection
+    from pipeline.db.pool import init_connection
 
     conn = await asyncpg.connect(services.database_url(settings))
     try:
-        await _init_connection(conn)
+        await init_connection(conn)
         return await action(conn)
     finally:
         await conn.close()

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from pipeline import records, services
 from pipeline.db.migrate import migrate
-from pipeline.db.pool import _init_connection
+from pipeline.db.pool import init_connection
 from pipeline.dlq import read_dead_letters
 from pipeline.publishing import publish_file
 from pipeline.reports import list_inbox, list_sales
@@ -42,33 +42,48 @@ def run_demo(settings: Settings, samples: Path | None, out: Console, err: Consol
     asyncio.run(_demo(settings, folder, out, err))
 
 
-async def _demo(settings: Settings, folder: Path, out: Console, err: Console) -> None:
+async def seed(settings: Settings, folder: Path, err: Console | None = None) -> StudioSpec:
+    """Migrate, then add the demo studio with its contacts and shoots (idempotent)."""
     url = services.database_url(settings)
     applied = await migrate(url)
-    err.print(f"database ready ({len(applied)} migration(s) applied)")
+    say = err.print if err is not None else (lambda *_: None)
+    say(f"database ready ({len(applied)} migration(s) applied)")
     spec = StudioSpec.model_validate_json((folder / "studio.json").read_bytes())
     conn = await asyncpg.connect(url)
     try:
-        await _init_connection(conn)
         result = await add_studio(conn, spec)
-        err.print(f"studio {spec.studio_id} {'added' if result['created'] else 'up to date'}")
+        say(f"studio {spec.studio_id} {'added' if result['created'] else 'up to date'}")
         contacts = await records.import_contacts(conn, spec.studio_id, folder / "contacts.csv")
         shoots = await records.import_shoots(conn, spec.studio_id, folder / "shoots.csv")
-        err.print(f"{contacts} contacts and {shoots} shoots imported")
+        say(f"{contacts} contacts and {shoots} shoots imported")
     finally:
         await conn.close()
+    return spec
 
-    err.rule("publish")
+
+async def publish_samples(
+    settings: Settings, studio_id: str, folder: Path, err: Console | None = None
+) -> dict[str, tuple[int, int]]:
+    """Publish the four sample files; returns (published, rejected) per source."""
+    counts = {}
     for source, name in SOURCE_FILES:
-        published, rejected = await publish_file(settings, spec.studio_id, source, folder / name, err)
-        err.print(f"{source:<13} {published} published" + (f", {rejected} rejected" if rejected else ""))
+        published, rejected = await publish_file(settings, studio_id, source, folder / name, err)
+        counts[source] = (published, rejected)
+        if err is not None:
+            err.print(f"{source:<13} {published} published" + (f", {rejected} rejected" if rejected else ""))
+    return counts
 
+
+async def _demo(settings: Settings, folder: Path, out: Console, err: Console) -> None:
+    spec = await seed(settings, folder, err)
+    err.rule("publish")
+    await publish_samples(settings, spec.studio_id, folder, err)
     err.rule("worker (until idle)")
     await run_worker(settings, until_idle=True, idle_timeout=IDLE_TIMEOUT_SECONDS)
 
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(services.database_url(settings))
     try:
-        await _init_connection(conn)
+        await init_connection(conn)
         sales = await list_sales(conn, spec.studio_id)
         inbox = await list_inbox(conn, spec.studio_id)
     finally:

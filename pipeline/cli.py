@@ -283,6 +283,16 @@ def demo(
         _fail(str(exc))
 
 
+def _register_areas() -> None:
+    from pipeline import cli_api, cli_connectors, cli_ops
+
+    for area in (cli_api, cli_connectors, cli_ops):
+        area.register(app)
+
+
+_register_areas()
+
+
 def main() -> None:
     app()
 

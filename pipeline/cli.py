@@ -227,6 +227,36 @@ def run(
     _run(run_worker(_settings(), until_idle=until_idle))
 
 
+@app.command("lag")
+def lag(as_json: JsonOpt = False) -> None:
+    """Consumer lag of the worker group on each input topic (0 everywhere = caught up)."""
+    from rich.table import Table
+
+    from pipeline.lag import LagReader
+
+    settings = _settings()
+
+    async def read() -> list[Any]:
+        reader = LagReader(settings)
+        await reader.start()
+        try:
+            return await reader.read([settings.raw_topic, settings.canonical_topic])
+        finally:
+            await reader.stop()
+
+    rows = _run(read())
+    if as_json:
+        _print_json([{"topic": r.topic, "partition": r.partition, "committed": r.committed,
+                      "end": r.end, "lag": r.lag} for r in rows])
+        return
+    table = Table(title=f"Lag of consumer group {settings.consumer_group}")
+    for column in ("topic", "partition", "committed", "end", "lag"):
+        table.add_column(column, justify="left" if column == "topic" else "right")
+    for r in rows:
+        table.add_row(r.topic, str(r.partition), str(r.committed), str(r.end), str(r.lag))
+    out.print(table)
+
+
 # ---------------------------------------------------------------- read models
 
 

@@ -101,11 +101,6 @@ def _record(settings: Settings, name: str, entry: dict[str, Any] | None) -> None
     tmp.replace(path)
 
 
-def _recorded(settings: Settings) -> dict[str, Any]:
-    path = _root(settings) / "services.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def _quiet(_msg: str) -> None:
     pass
 
@@ -186,15 +181,15 @@ def up(settings: Settings, progress: Progress | None = None) -> dict[str, Any]:
 
 
 def down(settings: Settings) -> list[str]:
-    """Stop what `up` started (per services.json); returns the names of the services stopped."""
+    """Stop what `up` started (per the pid files in data_dir); returns the names of the services stopped."""
     stopped: list[str] = []
     with _locked(settings):
-        recorded = _recorded(settings)
-        if "kafka" in recorded and _kafka.stop(_kafka_home(settings)):
+        # Only our own pid files are read (kafka/kafka.pid, postgres/postmaster.pid): nothing else is touched.
+        if _kafka.stop(_kafka_home(settings)):
             stopped.append("kafka")
-        _record(settings, "kafka", None)
-        if "postgres" in recorded and _pg.stop(_pgdata(settings)):
+        if _pg.stop(_pgdata(settings)):
             stopped.append("postgres")
+        _record(settings, "kafka", None)
         _record(settings, "postgres", None)
     return stopped
 

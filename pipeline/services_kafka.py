@@ -26,6 +26,7 @@ POM = Path(__file__).resolve().parent.parent / "services" / "kafka" / "pom.xml"
 JARS_MARKER = ".complete"
 SLF4J2_VERSION = "2.0.17"
 STOP_TIMEOUT = 30.0
+LOG_ROTATE_BYTES = 50 * 1024 * 1024
 JVM_OPTS = [
     "-Xms128m",
     "-Xmx512m",
@@ -188,6 +189,9 @@ def write_config(home: Path, port: int, controller_port: int) -> Path:
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
+        # After a crash the new broker waits for the old registration's session to expire (default 9 s).
+        "broker.session.timeout.ms": "3000",
+        "broker.heartbeat.interval.ms": "500",
         "num.network.threads": "2",
         "num.io.threads": "4",
         "num.recovery.threads.per.data.dir": "2",
@@ -237,8 +241,15 @@ def start(home: Path, libs: Path, port: int, controller_port: int, progress: Pro
     """Start the broker unless it already runs; wait until it answers. Returns (pid, started_now)."""
     home.mkdir(parents=True, exist_ok=True)
     bootstrap = f"127.0.0.1:{port}"
+    log = home / "kafka.log"
     pid = running_pid(home)
-    if pid is None:
+    started_now = pid is None
+    if pid is not None:
+        props_text = (home / "server.properties").read_text()
+        if f"PLAINTEXT://127.0.0.1:{port}," not in props_text:
+            raise RuntimeError(f"the broker in {home} runs with other ports than {port}/{controller_port}; "
+                               "run `galleryflow services down` first")
+    else:
         for p in (port, controller_port):
             if port_open("127.0.0.1", p):
                 raise RuntimeError(f"port {p} is in use by something that is not our broker "
@@ -247,7 +258,8 @@ def start(home: Path, libs: Path, port: int, controller_port: int, progress: Pro
         props = write_config(home, port, controller_port)
         format_storage(home, libs, props, progress)
         progress(f"kafka: starting broker on {bootstrap}")
-        log = home / "kafka.log"
+        if log.exists() and log.stat().st_size > LOG_ROTATE_BYTES:
+            log.replace(log.with_name(log.name + ".1"))
         with log.open("ab") as out:
             out.write(f"\n==== galleryflow: starting broker {time.ctime()} ====\n".encode())
             out.flush()
@@ -256,14 +268,13 @@ def start(home: Path, libs: Path, port: int, controller_port: int, progress: Pro
                                     start_new_session=True)
         pid = proc.pid
         (home / "kafka.pid").write_text(f"{pid}\n")
-        started_now = True
-    else:
-        started_now = False
     try:
         wait_for_kafka(bootstrap, timeout, pid=pid)
     except Exception as exc:
+        if started_now:  # leave nothing half-started behind
+            stop(home, timeout=10)
         raise RuntimeError(f"Kafka on {bootstrap} did not become ready: {exc}\n"
-                           f"--- tail of {home / 'kafka.log'} ---\n{log_tail(home / 'kafka.log')}") from exc
+                           f"--- tail of {log} ---\n{log_tail(log)}") from exc
     return pid, started_now
 
 

@@ -33,7 +33,8 @@ for sub, name in ((services_app, "services"), (db_app, "db"), (studio_app, "stud
                   (inbox_app, "inbox"), (dlq_app, "dlq")):
     app.add_typer(sub, name=name)
 
-out = Console()
+#: Piped output gets wide tables rather than columns cut to 80 characters.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 StudioOpt = Annotated[str, typer.Option("--studio", help="Studio id")]

@@ -63,7 +63,7 @@ async def list_sales(conn: asyncpg.Connection, studio_id: str) -> list[dict[str,
             "shoot_id": r["shoot_id"],
             "gallery_ref": r["gallery_ref"],
             "items": items.get(r["id"], []),
-            "match": r["decision"],
+            "match_decision": r["decision"],
         }
         for r in rows
     ]
@@ -81,7 +81,7 @@ async def list_inbox(conn: asyncpg.Connection, studio_id: str) -> list[dict[str,
             "external_order_id": r["external_order_id"],
             "reason": r["reason"],
             "candidates": r["candidates"],
-            "match": r["decision"],
+            "match_decision": r["decision"],
             "received": r["created_at"].isoformat(),
         }
         for r in rows

@@ -17,7 +17,7 @@ def sales_table(sales: list[dict[str, Any]]) -> Table:
         table.add_row(
             s["source"], s["external_order_id"], s["order_date"], s["status"],
             f"{s['total']} {s['currency']}", s["refunded"], contact, s["shoot_id"] or "-",
-            str(len(s["items"])), (s.get("match") or {}).get("contact_rule", ""),
+            str(len(s["items"])), (s.get("match_decision") or {}).get("contact_rule", ""),
         )
     return table
 

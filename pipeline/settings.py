@@ -51,6 +51,22 @@ class Settings(BaseSettings):
     shootproof_client_secret: SecretStr | None = None
     shootproof_api_url: str = "https://api.shootproof.com/studio"
     shootproof_auth_url: str = "https://auth.shootproof.com"
+    shootproof_redirect_uri: str = "http://localhost/galleryflow/oauth/callback"
+    # Pic-Time publishes no API: these are placeholders (see connectors/pictime.py).
+    pictime_client_id: str | None = None
+    pictime_client_secret: SecretStr | None = None
+    pictime_api_url: str = "https://api.pic-time.com/v1"
+    pictime_auth_url: str = "https://auth.pic-time.com"
+    pictime_redirect_uri: str = "http://localhost/galleryflow/oauth/callback"
+    # Polling linked accounts (connectors/scheduler.py, `galleryflow poll`).
+    poll_interval_seconds: float = Field(default=300.0, gt=0)
+    poll_recent_window_days: int = Field(default=30, ge=0)
+    poll_page_rows: int = Field(default=100, ge=1, le=500)
+    token_refresh_margin_seconds: float = Field(default=60.0, ge=0)
+    connector_http_timeout_seconds: float = Field(default=30.0, gt=0)
+    connector_max_attempts: int = Field(default=6, ge=1)
+    connector_retry_initial_seconds: float = Field(default=1.0, ge=0)
+    connector_retry_max_seconds: float = Field(default=120.0, ge=0)
 
     def topic(self, name: str) -> str:
         """Full topic name: every topic is namespaced by the app id."""

@@ -55,7 +55,10 @@ async def run_worker(settings: Settings, *, until_idle: bool = False, idle_timeo
             if not done:
                 raise TimeoutError(f"not idle after {idle_timeout} s")
         else:
-            await stop.wait()
+            # Linked ShootProof / Pic-Time accounts are polled alongside (not in --until-idle mode).
+            from connectors.scheduler import poll_linked_accounts
+
+            await asyncio.gather(stop.wait(), poll_linked_accounts(settings, stop))
     finally:
         log.info("worker stopping", app_id=settings.app_id)
         await app.stop()

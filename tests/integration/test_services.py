@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,21 @@ from pipeline.settings import Settings
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-KAFKA_PORT, CONTROLLER_PORT, POSTGRES_PORT = 49092, 49093, 45432
+
+def _free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now (held open together so they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+# Ports of its own, so the test never meets the developer's services or another test's.
+KAFKA_PORT, CONTROLLER_PORT, POSTGRES_PORT = _free_ports(3)
 
 
 def _settings(data_dir: Path) -> Settings:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
 import structlog
@@ -92,17 +92,20 @@ def create_app(settings: Settings, normalise: Handler, import_: Handler, in_flig
 
     @app.agent(raw, name="normaliser", concurrency=1)
     async def normaliser_agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.normalise_batch_size, within=0.2):
+        async for events in _batches(stream, settings.normalise_batch_size, 0.2):
             await run_batch("normaliser", normalise, events)
 
     @app.agent(canonical, name="importer", concurrency=1)
     async def importer_agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
-            settings.import_batch_size, within=settings.import_batch_seconds
-        ):
+        async for events in _batches(stream, settings.import_batch_size, settings.import_batch_seconds):
             await run_batch("importer", import_, events)
 
     return app
+
+
+def _batches(stream: faust.StreamT, size: int, within: float) -> AsyncIterator[Sequence[Any]]:
+    """Batches of events (not values: a dead letter needs the message's topic, partition, offset)."""
+    return cast(faust.Stream, stream).take_events(size, within=within)
 
 
 async def _timed(stage: str, handler: Handler, messages: Sequence[Incoming]) -> None:

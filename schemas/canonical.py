@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 Source = Literal["shootproof", "pictime", "theimagefile", "api"]
 SOURCES: tuple[Source, ...] = ("shootproof", "pictime", "theimagefile", "api")

@@ -8,7 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from schemas.canonical import Source, StudioContext
 
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION: Literal[1] = 1
 
 
 class RawOrderEnvelope(BaseModel):

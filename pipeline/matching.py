@@ -7,6 +7,7 @@ hands them in; these functions decide and explain.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -158,16 +159,22 @@ def name_suggestions(
     if not name or not name.strip():
         return ()
     skip = set(exclude)
-    wanted = name.casefold()
+    wanted = comparable_name(name)
     scored = []
     for contact in contacts:
         if contact.contact_id in skip or not contact.display_name:
             continue
-        score = fuzz.token_sort_ratio(wanted, contact.display_name.casefold())
+        score = fuzz.token_sort_ratio(wanted, comparable_name(contact.display_name))
         if score >= NAME_SUGGESTION_THRESHOLD:
             scored.append((-score, contact.contact_id))
     scored.sort()
     return tuple(Candidate(contact_id, f"similar name ({-neg:.0f}%)") for neg, contact_id in scored[:5])
+
+
+def comparable_name(name: str) -> str:
+    """A name as compared for suggestions: accents and case ignored ("José" ~ "Jose\u0301" ~ "jose")."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold().split())
 
 
 def decide_shoot(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
+import structlog
 
 from pipeline.matching import (
     Contact,
@@ -22,6 +23,8 @@ from pipeline.matching import (
 from schemas.canonical import CanonicalOrder
 from schemas.events import SaleCommitted, SaleCommittedItem
 
+log = structlog.get_logger(__name__)
+
 OutcomeKind = Literal["created", "updated", "unchanged", "stale", "inbox", "inbox_unchanged"]
 
 
@@ -35,6 +38,10 @@ class Studio:
 class Outcome:
     kind: OutcomeKind
     sale_id: int | None = None
+
+
+#: How many of a studio's contacts are compared by name for inbox suggestions.
+MAX_SUGGESTION_POOL = 50_000
 
 
 class UnknownStudioError(ValueError):
@@ -62,7 +69,7 @@ async def apply_order(
     created or updated sale, the SaleCommitted event JSON to publish after the commit."""
     digest = content_hash(order)
     existing = await conn.fetchrow(
-        """SELECT id, contact_id, shoot_id, version_time, received_at, content_hash, decision
+        """SELECT id, contact_id, shoot_id, received_at, source_updated_at, content_hash, seen_hashes
              FROM sales WHERE studio_id = $1 AND source = $2 AND external_order_id = $3
              FOR UPDATE""",
         studio.studio_id, order.source, order.external_order_id,
@@ -71,19 +78,20 @@ async def apply_order(
         return await _update_sale(conn, studio, order, digest, existing)
 
     inbox = await conn.fetchrow(
-        """SELECT content_hash, version_time, received_at FROM inbox
+        """SELECT content_hash, seen_hashes, received_at, source_updated_at FROM inbox
             WHERE studio_id = $1 AND source = $2 AND external_order_id = $3 FOR UPDATE""",
         studio.studio_id, order.source, order.external_order_id,
     )
-    if inbox is not None:
-        if inbox["content_hash"] == digest:
-            return Outcome("inbox_unchanged"), None
-        if _is_older(order, inbox["version_time"], inbox["received_at"]):
-            return Outcome("stale"), None
+    verdict = version_verdict(order, digest, inbox) if inbox is not None else "newer"
+    if verdict == "stale":
+        _log_stale(order)
+        return Outcome("stale"), None
 
     decision = decide_contact(order, await _contact_index(conn, studio.studio_id, order),
                               studio.auto_create_contacts)
     if decision.contact_id is None:
+        if verdict == "unchanged":  # delivered again and still nobody to link it to
+            return Outcome("inbox_unchanged"), None
         await _put_in_inbox(conn, studio, order, digest, decision)
         return Outcome("inbox"), None
 
@@ -96,15 +104,15 @@ async def apply_order(
         """INSERT INTO sales (studio_id, source, external_order_id, order_number, contact_id, shoot_id,
                 placed_at, order_date, status, currency, subtotal, shipping, discount, tax, total,
                 refunded, payout, payment_collector, gallery_ref, gallery_name, version_time,
-                received_at, content_hash, decision)
+                received_at, content_hash, decision, source_updated_at, seen_hashes)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                   $19, $20, $21, $22, $23, $24::jsonb)
+                   $19, $20, $21, $22, $23, $24::jsonb, $25, ARRAY[$23])
            RETURNING id""",
         studio.studio_id, order.source, order.external_order_id, order.order_number,
         decision.contact_id, shoot.shoot_id, order.placed_at, order.order_date, order.status,
         order.currency, order.subtotal, order.shipping, order.discount, order.tax, order.total,
         order.refunded, order.payout, order.payment_collector, order.gallery_ref, order.gallery_name,
-        order.version_time, order.received_at, digest, record,
+        order.version_time, order.received_at, digest, record, order.source_updated_at,
     )
     await _replace_items(conn, studio.studio_id, sale_id, order)
     if inbox is not None:
@@ -124,9 +132,11 @@ async def _update_sale(
     existing: asyncpg.Record,
 ) -> tuple[Outcome, str | None]:
     """Rule 8: same order again changes nothing; a newer version updates the one sale."""
-    if existing["content_hash"] == digest:
+    verdict = version_verdict(order, digest, existing)
+    if verdict == "unchanged":
         return Outcome("unchanged", existing["id"]), None
-    if _is_older(order, existing["version_time"], existing["received_at"]):
+    if verdict == "stale":
+        _log_stale(order)
         return Outcome("stale", existing["id"]), None
     sale_id = existing["id"]
     await conn.execute(
@@ -134,21 +144,45 @@ async def _update_sale(
                   currency = $6, subtotal = $7, shipping = $8, discount = $9, tax = $10, total = $11,
                   refunded = $12, payout = $13, payment_collector = $14, gallery_ref = $15,
                   gallery_name = $16, version_time = $17, received_at = $18, content_hash = $19,
+                  source_updated_at = $20, seen_hashes = array_append(seen_hashes, $19),
                   updated_at = now()
             WHERE id = $1""",
         sale_id, order.order_number, order.placed_at, order.order_date, order.status, order.currency,
         order.subtotal, order.shipping, order.discount, order.tax, order.total, order.refunded,
         order.payout, order.payment_collector, order.gallery_ref, order.gallery_name,
-        order.version_time, order.received_at, digest,
+        order.version_time, order.received_at, digest, order.source_updated_at,
     )
     await _replace_items(conn, studio.studio_id, sale_id, order)
     event = _event("updated", sale_id, order, existing["contact_id"], existing["shoot_id"])
     return Outcome("updated", sale_id), event
 
 
-def _is_older(order: CanonicalOrder, version_time: datetime, received_at: datetime) -> bool:
-    """A late, older version (a replay) never overwrites a newer one."""
-    return (order.version_time, order.received_at) < (version_time, received_at)
+def version_verdict(
+    order: CanonicalOrder, digest: str, stored: asyncpg.Record | dict[str, Any]
+) -> Literal["unchanged", "stale", "newer"]:
+    """Is this delivery the version already stored, an older one, or a newer one?
+
+    - the same content: unchanged (rule 8);
+    - content applied before (a webhook retry or a replay of an older version): stale, so an older
+      version arriving late never overwrites a newer one, even from sources that send no update time;
+    - both versions carry the source's update time: the later one wins;
+    - else the one received later wins (a replay keeps its original received time).
+    """
+    if stored["content_hash"] == digest:
+        return "unchanged"
+    if digest in (stored["seen_hashes"] or ()):
+        return "stale"
+    ours, theirs = order.source_updated_at, stored["source_updated_at"]
+    if ours is not None and theirs is not None and ours != theirs:
+        return "newer" if ours > theirs else "stale"
+    return "stale" if order.received_at < stored["received_at"] else "newer"
+
+
+def _log_stale(order: CanonicalOrder) -> None:
+    log.info(
+        "older version ignored", studio_id=order.studio_id, source=order.source,
+        external_order_id=order.external_order_id,
+    )
 
 
 async def _contact_index(conn: asyncpg.Connection, studio_id: str, order: CanonicalOrder) -> ContactIndex:
@@ -236,31 +270,34 @@ async def _put_in_inbox(
     record["candidates"] = [c.as_json() for c in candidates]
     await conn.execute(
         """INSERT INTO inbox (studio_id, source, external_order_id, reason, candidates, decision,
-                              canonical_order, version_time, received_at, content_hash)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8, $9, $10)
+                              canonical_order, version_time, received_at, content_hash,
+                              source_updated_at, seen_hashes)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8, $9, $10, $11, ARRAY[$10])
            ON CONFLICT (studio_id, source, external_order_id) DO UPDATE
               SET reason = EXCLUDED.reason, candidates = EXCLUDED.candidates,
                   decision = EXCLUDED.decision, canonical_order = EXCLUDED.canonical_order,
                   version_time = EXCLUDED.version_time, received_at = EXCLUDED.received_at,
-                  content_hash = EXCLUDED.content_hash, updated_at = now()""",
+                  content_hash = EXCLUDED.content_hash,
+                  source_updated_at = EXCLUDED.source_updated_at,
+                  seen_hashes = array_append(inbox.seen_hashes, EXCLUDED.content_hash),
+                  updated_at = now()""",
         studio.studio_id, order.source, order.external_order_id, decision.inbox_reason,
         rendered, record, order.model_dump(mode="json"),
-        order.version_time, order.received_at, digest,
+        order.version_time, order.received_at, digest, order.source_updated_at,
     )
 
 
 async def _contacts_named_like(
     conn: asyncpg.Connection, studio_id: str, order: CanonicalOrder
 ) -> list[Contact]:
-    tokens = [t.casefold() for t in (order.customer.name or "").split() if len(t) > 1]
-    if not tokens:
+    """The studio's named contacts, for close-name suggestions (only for orders bound for the inbox)."""
+    if not (order.customer.name or "").strip():
         return []
     rows = await conn.fetch(
         f"""SELECT {_CONTACT_COLUMNS} FROM contacts
-             WHERE studio_id = $1
-               AND (lower(last_name) = ANY($2::text[]) OR lower(first_name) = ANY($2::text[]))
-             LIMIT 200""",
-        studio_id, tokens,
+             WHERE studio_id = $1 AND coalesce(full_name, first_name, last_name) IS NOT NULL
+             LIMIT {MAX_SUGGESTION_POOL}""",
+        studio_id,
     )
     return [_contact(r) for r in rows]
 

@@ -133,3 +133,32 @@ async def test_bad_messages_are_dead_lettered_and_the_rest_of_the_batch_lands(st
     outcomes = await stage.handle(batch)
     assert outcomes["created"] == 2 and outcomes["dead_letter"] == 2
     assert [r["external_order_id"] for r in await sales(db, "a")] == ["o1", "o2"]
+
+
+async def test_a_resent_older_version_without_update_times_never_overwrites(stage: ImportStage, db: Any) -> None:
+    # Pic-Time sends no update time: paid, then refunded, then the paid payload again (a webhook retry).
+    paid, refunded = canonical("o1"), canonical("o1", status="refunded", received=T0 + timedelta(hours=1))
+    await stage.handle([message(paid)])
+    await stage.handle([message(refunded)])
+    retry = canonical("o1", received=T0 + timedelta(hours=2))
+    assert (await stage.handle([message(retry)]))["stale"] == 1
+    assert (await sales(db, "a"))[0]["status"] == "refunded"
+
+
+async def test_a_newer_version_without_an_update_time_still_applies(stage: ImportStage, db: Any) -> None:
+    # ShootProof's `updated` is optional: a cancellation without it, received later, must not be lost.
+    await stage.handle([message(canonical("o1", updated=T0 + timedelta(days=5)))])
+    cancelled = canonical("o1", status="cancelled", received=T0 + timedelta(days=6))
+    assert (await stage.handle([message(cancelled)]))["updated"] == 1
+    assert (await sales(db, "a"))[0]["status"] == "cancelled"
+
+
+async def test_an_inbox_order_delivered_again_is_linked_once_its_contact_exists(stage: ImportStage, db: Any) -> None:
+    await stage.handle([message(canonical("o1", studio="strict"))])
+    await db.execute(
+        """INSERT INTO contacts (studio_id, contact_id, email, email_norm)
+           VALUES ('strict', 'S1', 'ann@example.com', 'ann@example.com')"""
+    )
+    again = canonical("o1", studio="strict", received=T0 + timedelta(hours=1))
+    assert (await stage.handle([message(again)]))["created"] == 1
+    assert await db.fetchval("SELECT count(*) FROM inbox WHERE studio_id = 'strict'") == 0

@@ -165,3 +165,10 @@ def test_no_confirmed_shoot_gives_none() -> None:
 def test_another_contacts_shoot_is_never_chosen() -> None:
     shoots = [shoot("S1", "C2", date(2026, 11, 1))]
     assert decide_shoot(order(), "C1", shoots).shoot_id is None
+
+
+def test_suggestions_ignore_accents_case_and_small_typos() -> None:
+    people = [contact("C1", first="José", last="Álvarez"), contact("C2", first="Jonathan", last="Appleseed")]
+    assert [s.contact_id for s in name_suggestions("Jose\u0301 A\u0301lvarez", people)] == ["C1"]
+    assert [s.contact_id for s in name_suggestions("jose alvarez", people)] == ["C1"]
+    assert [s.contact_id for s in name_suggestions("Jonathon Appleseeed", people)] == ["C2"]

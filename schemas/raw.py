@@ -150,7 +150,14 @@ def _lower_word(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
-Quantity = Annotated[int, Strict(), Field(ge=0, le=MAX_QUANTITY)]
+def _whole_number(value: Any) -> Any:
+    """2 and 2.0 are the same quantity; 2.5 (or true) is not a quantity."""
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+Quantity = Annotated[int, BeforeValidator(_whole_number), Strict(), Field(ge=0, le=MAX_QUANTITY)]
 
 
 # --- dates -----------------------------------------------------------------------------------
@@ -390,6 +397,12 @@ def validate_raw(source: str, payload: Any) -> BaseModel:
     return model.model_validate(payload)
 
 
+def api_order_id(platform: str, reference: str) -> str:
+    """``"<platform>:<reference>"``, unambiguous: a ``:`` (or ``%``) in the platform name is escaped, so
+    platform "A:B" with reference "C" never collides with platform "A" and reference "B:C"."""
+    return f"{platform.replace('%', '%25').replace(':', '%3A')}:{reference}"
+
+
 def external_order_id(source: str, model: BaseModel) -> str:
     """The order's id within its source; for `api` sales ``"<platform>:<reference>"``."""
     if source == "shootproof" and isinstance(model, ShootProofOrder):
@@ -399,5 +412,5 @@ def external_order_id(source: str, model: BaseModel) -> str:
     if source == "theimagefile" and isinstance(model, TheImageFileOrder):
         return model.orderRef
     if source == "api" and isinstance(model, ApiSale):
-        return f"{model.source}:{model.reference}"
+        return api_order_id(model.source, model.reference)
     raise ValueError(f"{type(model).__name__} is not a raw {_show(source)} order")

@@ -165,7 +165,7 @@ def test_api_needs_items_or_total() -> None:
         validate_raw("api", payload)
 
 
-@pytest.mark.parametrize("quantity", [True, "2", Decimal("2.0"), Decimal("2"), -1, 1_000_001, None])
+@pytest.mark.parametrize("quantity", [True, "2", Decimal("2.5"), Decimal("NaN"), -1, 1_000_001, None])
 def test_quantity_must_be_a_plain_non_negative_int(quantity: Any) -> None:
     payload = sample("theimagefile")
     payload["items"][0]["quantity"] = quantity
@@ -368,3 +368,21 @@ def test_item_count_is_capped() -> None:
     assert "items" in error_locations(caught.value)
     payload["items"] = payload["items"][:1000]
     validate_raw("theimagefile", payload)
+
+
+def test_api_order_ids_of_different_platforms_and_references_never_collide() -> None:
+    from schemas.raw import api_order_id
+
+    assert api_order_id("Etsy", "ETSY-2231") == "Etsy:ETSY-2231"
+    assert api_order_id("A:B", "C") != api_order_id("A", "B:C")
+    assert api_order_id("A%3AB", "C") != api_order_id("A:B", "C")
+
+
+def test_a_whole_number_quantity_written_as_a_decimal_is_a_quantity() -> None:
+    from decimal import Decimal
+
+    from schemas.raw import validate_raw
+
+    sale = validate_raw("api", {"source": "S", "reference": "R", "date": "2026-07-01",
+                                "items": [{"description": "x", "quantity": Decimal("2.0"), "price": "1"}]})
+    assert sale.items[0].quantity == 2  # type: ignore[attr-defined]

@@ -9,7 +9,8 @@ import asyncpg
 
 
 def money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    """A plain decimal string, never scientific notation (1E-7 is written 0.0000001)."""
+    return None if value is None else format(value, "f")
 
 
 async def list_sales(conn: asyncpg.Connection, studio_id: str) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import asyncio
 import signal
 
 import structlog
+from aiokafka import AIOKafkaProducer
 
 from pipeline import services
 from pipeline.app import InFlight, create_app
@@ -14,6 +15,7 @@ from pipeline.importer import ImportStage
 from pipeline.kafka import ensure_topics, make_producer
 from pipeline.lag import LagReader
 from pipeline.normalise_stage import NormaliseStage
+from pipeline.retry import retry_until_done
 from pipeline.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -25,10 +27,13 @@ IDLE_CHECKS = 2
 async def run_worker(settings: Settings, *, until_idle: bool = False, idle_timeout: float | None = None) -> None:
     """Consume raw and canonical orders. With ``until_idle``, return once every input topic is
     consumed and committed and no batch is in flight."""
-    await ensure_topics(settings)
-    pool = await create_pool(services.database_url(settings), max_size=4)
-    producer = make_producer(settings)
-    await producer.start()
+    # The broker or the database may not be up yet: wait for them (they are infrastructure).
+    backoff = {"initial": settings.retry_initial_seconds, "maximum": settings.retry_max_seconds}
+    await retry_until_done(lambda: ensure_topics(settings), what="create topics", **backoff)
+    pool = await retry_until_done(
+        lambda: create_pool(services.database_url(settings), max_size=4), what="connect to PostgreSQL", **backoff
+    )
+    producer = await retry_until_done(lambda: _started_producer(settings), what="connect to Kafka", **backoff)
     in_flight = InFlight()
     normaliser = NormaliseStage(settings, producer)
     importer = ImportStage(settings, pool, producer)
@@ -69,6 +74,16 @@ async def run_worker(settings: Settings, *, until_idle: bool = False, idle_timeo
                 loop.remove_signal_handler(sig)
             except (NotImplementedError, RuntimeError):  # pragma: no cover
                 pass
+
+
+async def _started_producer(settings: Settings) -> AIOKafkaProducer:
+    producer = make_producer(settings)
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()
+        raise
+    return producer
 
 
 async def _wait_idle(settings: Settings, in_flight: InFlight) -> None:

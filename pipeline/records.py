@@ -14,6 +14,19 @@ from pipeline.normaliser import normalise_email, normalise_phone
 CONTACT_COLUMNS = ("contact_id", "first_name", "last_name", "email", "phone", "postcode")
 SHOOT_COLUMNS = ("shoot_id", "contact_id", "title", "shoot_date", "status", "gallery_source", "gallery_ref")
 SHOOT_STATUSES = {"confirmed", "provisional", "cancelled"}
+#: Gallery sources a shoot can map to, by their spelling with case, spaces and dashes ignored.
+GALLERY_SOURCES = {"shootproof": "shootproof", "pictime": "pictime", "theimagefile": "theimagefile"}
+
+
+def gallery_source(value: str | None, where: str) -> str | None:
+    """"Pic-Time", "pictime" and "PIC TIME" are all `pictime`; an unknown gallery is an error, not a
+    mapping that silently never matches."""
+    if not value:
+        return None
+    folded = "".join(ch for ch in value.casefold() if ch.isalnum())
+    if folded not in GALLERY_SOURCES:
+        raise CsvError(f"{where}: gallery_source must be one of {', '.join(sorted(GALLERY_SOURCES))}")
+    return GALLERY_SOURCES[folded]
 
 
 class CsvError(ValueError):
@@ -77,7 +90,7 @@ async def import_shoots(conn: asyncpg.Connection, studio_id: str, path: Path) ->
             shoot_date = date.fromisoformat(row["shoot_date"]) if row["shoot_date"] else None
         except ValueError as exc:
             raise CsvError(f"{where}: shoot_date is not an ISO date") from exc
-        source = (row["gallery_source"] or "").lower() or None
+        source = gallery_source(row["gallery_source"], where)
         records.append((
             studio_id, row["shoot_id"], row["contact_id"], row["title"], shoot_date, status, source,
             row["gallery_ref"] if source else None,

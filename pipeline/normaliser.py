@@ -162,6 +162,7 @@ def _normalise(envelope: RawOrderEnvelope) -> CanonicalOrder:
             f" does not match the payload's {order_id!r}"
         )
     fields = _BUILDERS[source](order, studio)
+    fields["currency"] = _currency_agreeing_with_symbols(source, envelope.payload, order, fields["currency"])
     placed_at: dt.datetime = fields["placed_at"]
     return CanonicalOrder(
         studio_id=studio.studio_id,
@@ -283,6 +284,37 @@ def _api(order: raw.ApiSale, studio: _Studio) -> dict[str, Any]:
         "customer": _customer(order.client_name, order.client_email, order.client_phone, studio.region),
         "items": items,
     }
+
+
+#: Symbols that name one currency; "$" and "¥" name several, so they neither decide nor contradict.
+_SYMBOL_CURRENCY = {"£": "GBP", "€": "EUR"}
+_MONEY_FIELDS = {
+    "shootproof": ("subtotal", "adjustment", "shipping", "tax", "total", "refundedAmount"),
+    "pictime": ("shippingFee", "discount", "tax", "orderTotal", "photographerPayout"),
+    "theimagefile": ("orderTotal",),
+    "api": ("total",),
+}
+_CURRENCY_FIELD = {"shootproof": "currencyCode", "pictime": "currency", "theimagefile": "currency",
+                   "api": "currency"}
+
+
+def _currency_agreeing_with_symbols(source: str, payload: Any, order: Any, currency: str) -> str:
+    """An amount written "£5" is in pounds: it decides an order's currency when the order names
+    none (theimagefile, api), and contradicts one that names another (a dead letter, not a guess)."""
+    texts = [payload.get(name) for name in _MONEY_FIELDS.get(source, ())] if isinstance(payload, dict) else []
+    implied = {code for text in texts if isinstance(text, str)
+               for symbol, code in _SYMBOL_CURRENCY.items() if symbol in text}
+    if not implied:
+        return currency
+    if len(implied) > 1:
+        raise NormaliseError(f"amounts are written in more than one currency: {', '.join(sorted(implied))}")
+    (symbol_currency,) = implied
+    named = getattr(order, _CURRENCY_FIELD[source], None)
+    if named is None:
+        return symbol_currency
+    if named != symbol_currency:
+        raise NormaliseError(f"amounts are written in {symbol_currency} but the order's currency is {named}")
+    return currency
 
 
 _BUILDERS: dict[str, Callable[[Any, _Studio], dict[str, Any]]] = {

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.base import make_envelope
 from pipeline.errors import GalleryflowError, NormaliseError
 from pipeline.normaliser import (
     decide_status,
@@ -231,12 +232,12 @@ def test_theimagefile_total_item() -> None:
 
 
 def test_theimagefile_currency_given_and_default() -> None:
-    payload = sample("theimagefile")
+    payload = sample("theimagefile", 1)  # "12.00": no currency symbol
     assert run("theimagefile", payload).currency == "GBP"
     payload["currency"] = "eur"
     assert run("theimagefile", payload).currency == "EUR"
     usd_studio = STUDIO.model_copy(update={"currency": "usd"})
-    order = normalise(envelope("theimagefile", sample("theimagefile"), studio=usd_studio))
+    order = normalise(envelope("theimagefile", sample("theimagefile", 1), studio=usd_studio))
     assert order.currency == "USD"
 
 
@@ -874,3 +875,19 @@ def test_names_survive_as_sent(name: str) -> None:
     assert customer.name == expected
     if expected:
         assert customer.first_name == expected.split()[0]
+
+
+def test_a_pound_sign_decides_the_currency_when_the_order_names_none() -> None:
+    usd = StudioContext(studio_id="north-star", timezone="America/New_York", country="US", currency="USD")
+    payload = {"orderRef": "T-1", "orderDate": "01/12/2026 08:15", "orderTotal": "£5",
+               "items": [{"description": "Print", "quantity": 1}]}
+    order = normalise(make_envelope(usd, "theimagefile", payload))
+    assert (order.currency, order.total) == ("GBP", Decimal("5.00"))
+
+
+def test_a_pound_sign_contradicting_the_named_currency_is_refused() -> None:
+    usd = StudioContext(studio_id="north-star", timezone="America/New_York", country="US", currency="USD")
+    payload = {"orderRef": "T-1", "orderDate": "01/12/2026 08:15", "orderTotal": "£5", "currency": "USD",
+               "items": [{"description": "Print", "quantity": 1}]}
+    with pytest.raises(NormaliseError, match="written in GBP but the order's currency is USD"):
+        normalise(make_envelope(usd, "theimagefile", payload))

@@ -77,10 +77,18 @@ async def issue_key(conn: asyncpg.Connection, studio_id: str) -> str:
     return key
 
 
+#: A revoke prefix must name one key, not "every key" ("gf_" is the start of all of them).
+MIN_REVOKE_PREFIX = 8
+
+
 async def revoke_key(conn: asyncpg.Connection, studio_id: str, prefix: str) -> int:
+    """Revoke the studio's keys that start with ``prefix`` (at least 8 characters, taken literally)."""
+    if len(prefix) < MIN_REVOKE_PREFIX:
+        raise ValueError(f"give at least {MIN_REVOKE_PREFIX} characters of the key to revoke")
     result = await conn.execute(
         """UPDATE api_keys SET revoked_at = now()
-            WHERE studio_id = $1 AND key_prefix LIKE $2 || '%' AND revoked_at IS NULL""",
+            WHERE studio_id = $1 AND revoked_at IS NULL
+              AND left(key_prefix, length($2)) = left($2, length(key_prefix))""",
         studio_id, prefix,
     )
     return int(result.split()[-1])

@@ -66,11 +66,28 @@ def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+class OrderTooLarge(ValueError):
+    """The order, as it would go on the raw topic, is over the size limit."""
+
+
 def make_envelope(
-    studio: StudioContext, source: Source, payload: Any, received_at: datetime | None = None
+    studio: StudioContext,
+    source: Source,
+    payload: Any,
+    received_at: datetime | None = None,
+    *,
+    max_bytes: int | None = None,
 ) -> RawOrderEnvelope:
-    """Validate ``payload`` against its source's contract and wrap it. Raises ValidationError."""
+    """Validate ``payload`` against its source's contract and wrap it. Raises ValidationError, or
+    ValueError when it cannot be written as JSON (a lone surrogate, say) or, with ``max_bytes``,
+    OrderTooLarge when the order written as JSON is larger (the limit the normaliser applies too)."""
     model = raw.validate_raw(source, payload)
+    try:
+        size = len(wire.dumps(payload))
+    except (UnicodeError, wire.WireError) as exc:
+        raise ValueError(f"the order cannot be written as JSON: {_unicode_reason(exc)}") from exc
+    if max_bytes is not None and size > max_bytes:
+        raise OrderTooLarge(f"order too large: {size} bytes (at most {max_bytes})")
     return RawOrderEnvelope(
         studio=studio,
         source=source,
@@ -79,6 +96,12 @@ def make_envelope(
         connector_version=CONNECTOR_VERSION,
         payload=payload,
     )
+
+
+def _unicode_reason(exc: Exception) -> str:
+    if isinstance(exc, UnicodeEncodeError):
+        return "text holds a lone surrogate (not valid Unicode)"
+    return str(exc)
 
 
 def encode(envelope: RawOrderEnvelope) -> tuple[bytes, bytes]:
@@ -156,7 +179,9 @@ async def ingest(
     received_at = datetime.now(UTC)
     for index, payload in enumerate(payloads):
         try:
-            envelopes.append(make_envelope(studio, source, payload, received_at))
+            envelopes.append(
+                make_envelope(studio, source, payload, received_at, max_bytes=publisher.settings.max_order_bytes)
+            )
         except ValidationError as exc:
             errors = field_errors(exc)
             summary = "; ".join(f"{e['field']}: {e['error']}" for e in errors[:10])

@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
-from connectors.base import UnknownStudioError, field_errors, load_studio, make_envelope
+from connectors.base import OrderTooLarge, UnknownStudioError, field_errors, load_studio, make_envelope
 from pipeline.api.backends import (
     DATABASE_ERRORS,
     KafkaLink,
@@ -231,12 +231,17 @@ async def authenticated_studio(
 # ---------------------------------------------------------------- the push
 
 
-def contract_errors(studio: StudioContext, source: Source, payloads: Sequence[Any], many: bool) -> list[dict[str, Any]]:
-    """Field errors of every order that breaks the contract (with its index when the body was an array)."""
+def contract_errors(
+    studio: StudioContext, source: Source, payloads: Sequence[Any], many: bool, max_bytes: int | None = None
+) -> list[dict[str, Any]]:
+    """Field errors of every order that breaks the contract (with its index when the body was an array).
+    An order that would be over the size limit on the raw topic is a 413, not a field error."""
     errors: list[dict[str, Any]] = []
     for index, payload in enumerate(payloads):
         try:
-            make_envelope(studio, source, payload)
+            make_envelope(studio, source, payload, max_bytes=max_bytes)
+        except OrderTooLarge as exc:
+            raise HTTPException(413, str(exc)) from None
         except ValidationError as exc:
             found = field_errors(exc)
         except ValueError as exc:
@@ -261,7 +266,7 @@ async def _accept(request: Request, studio: StudioContext, source: Source) -> di
     except ClientDisconnect:
         raise HTTPException(400, "the client went away before the body was complete") from None
 
-    errors = contract_errors(studio, source, payloads, many)
+    errors = contract_errors(studio, source, payloads, many, max_bytes=limit)
     if errors:
         state.metrics.orders.labels(source=source, outcome="rejected").inc(len(payloads))
         log.info("orders rejected", studio_id=studio.studio_id, source=source, orders=len(payloads),

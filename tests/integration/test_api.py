@@ -356,6 +356,19 @@ async def test_422_names_the_missing_field_and_publishes_nothing(api: Api, clien
     assert len(await _raw_messages(api.settings)) == 2
 
 
+async def test_422_for_text_that_is_not_unicode_and_nothing_of_the_array_is_published(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    good = json.dumps({**ETSY_SALE, "reference": "ARR-GOOD"})
+    bad = json.dumps({**ETSY_SALE, "reference": "ARR-BAD", "client_name": "Bad NAME"}).replace("NAME", "\\ud800")
+    headers = {**_bearer(api.key), "Content-Type": "application/json"}
+    answer = await client.post("/v1/sales", content=f"[{good}, {bad}]".encode(), headers=headers)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["index"] == 1
+    assert "lone surrogate" in answer.json()["detail"][0]["error"]
+    assert await _raw_messages(api.settings) == []
+
+
 async def test_422_for_an_api_sale_without_items_or_total(api: Api, client: httpx.AsyncClient) -> None:
     sale = {k: v for k, v in ETSY_SALE.items() if k not in ("items", "total")}
     response = await client.post("/v1/sales", json=sale, headers=_bearer(api.key))

@@ -85,7 +85,7 @@ def make_envelope(
     try:
         size = len(wire.dumps(payload))
     except (UnicodeError, wire.WireError) as exc:
-        raise ValueError(f"the order cannot be written as JSON: {_unicode_reason(exc)}") from exc
+        raise ValueError(f"order cannot be written as JSON: {_unicode_reason(exc)}") from exc
     if max_bytes is not None and size > max_bytes:
         raise OrderTooLarge(f"order too large: {size} bytes (at most {max_bytes})")
     return RawOrderEnvelope(

@@ -157,14 +157,17 @@ def studio_key(
     async def act(conn: Any) -> str | int:
         if await conn.fetchval("SELECT 1 FROM studios WHERE studio_id = $1", studio) is None:
             return -1
-        if revoke:
+        if revoke is not None:
             return await revoke_key(conn, studio, revoke)
         return await issue_key(conn, studio)
 
-    result = _run(_with_conn(settings, act))
+    try:
+        result = _run(_with_conn(settings, act))
+    except ValueError as exc:
+        _fail(str(exc))
     if result == -1:
         _fail(f"unknown studio {studio!r}")
-    if revoke:
+    if revoke is not None:
         out.print(f"revoked {result} key(s)")
     else:
         print(result)
@@ -288,12 +291,15 @@ def inbox_list(studio: StudioOpt, as_json: JsonOpt = False) -> None:
 
 
 @dlq_app.command("list")
-def dlq_list(as_json: JsonOpt = False) -> None:
-    """Dead letters: stage, reason, source and the original payload."""
-    from pipeline.dlq import read_dead_letters
+def dlq_list(
+    as_json: JsonOpt = False,
+    show_all: Annotated[bool, typer.Option("--all", help="Also the resolved and failed-again ones")] = False,
+) -> None:
+    """Dead letters waiting for a fix: id, status, stage, reason, source and the original payload."""
+    from pipeline.dlq import list_dead_letters
     from pipeline.tables import dlq_table
 
-    letters = _run(read_dead_letters(_settings()))
+    letters = _run(list_dead_letters(_settings(), include_done=show_all))
     if as_json:
         _print_json(letters)
     else:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 import structlog
@@ -53,7 +54,7 @@ class ImportStage:
         parsed: list[Parsed] = []
         for message in messages:  # step 1
             try:
-                parsed.append((message, CanonicalOrder.model_validate_json(message.value or b"")))
+                parsed.append((message, _parse(message.value or b"")))
             except ValidationError as exc:
                 dead.append((message.key, deadletter.build(message, "importer", _readable(exc))))
 
@@ -117,6 +118,16 @@ class ImportStage:
                     "INSERT INTO sale_events_outbox (studio_id, event_key, payload) VALUES ($1, $2, $3)",
                     events,
                 )
+            replayed = {letter for message, _ in items if (letter := deadletter.replay_id(message))}
+            if replayed:  # replays of dead letters, processed without error: resolved with the order
+                await conn.executemany(
+                    """INSERT INTO dead_letter_resolutions
+                              (dead_letter_id, status, resolved_at, resolved_by)
+                       VALUES ($1, 'resolved', now(), 'importer')
+                       ON CONFLICT (dead_letter_id) DO UPDATE
+                          SET status = 'resolved', resolved_at = now(), resolved_by = 'importer'""",
+                    [(letter,) for letter in sorted(replayed)],
+                )
         return outcomes
 
     async def flush_outbox(self) -> int:
@@ -150,6 +161,24 @@ class ImportStage:
                         sent += len(rows)
 
         return await retry_until_done(flush, what="publish committed sales")
+
+
+def _parse(value: bytes) -> CanonicalOrder:
+    """The canonical order; text PostgreSQL refuses (NUL, sent as the JSON escape) is removed."""
+    order = CanonicalOrder.model_validate_json(value)
+    if b"\\u0000" not in value:
+        return order
+    return CanonicalOrder.model_validate(_without_nul(order.model_dump()))
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {key: _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 def _readable(exc: ValidationError) -> str:

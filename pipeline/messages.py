@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+Headers = tuple[tuple[str, bytes], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +16,7 @@ class Incoming:
     offset: int | None
     key: bytes | None
     value: bytes | None
+    headers: Headers = ()
 
     @classmethod
     def from_faust(cls, event: Any) -> Incoming:
@@ -23,11 +27,27 @@ class Incoming:
             offset=message.offset,
             key=_as_bytes(message.key),
             value=_as_bytes(message.value),
+            headers=_headers(getattr(message, "headers", None)),
         )
+
+    def header(self, name: str) -> bytes | None:
+        """The last value of header ``name``, or None."""
+        found = None
+        for key, value in self.headers:
+            if key == name:
+                found = value
+        return found
 
     @property
     def key_text(self) -> str | None:
         return self.key.decode("utf-8", "replace") if self.key is not None else None
+
+
+def _headers(headers: Any) -> Headers:
+    if not headers:
+        return ()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return tuple((str(key), _as_bytes(value) or b"") for key, value in pairs)
 
 
 def _as_bytes(value: Any) -> bytes | None:

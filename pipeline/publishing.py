@@ -60,6 +60,8 @@ async def publish_file(
             task = progress.add_task("publish", total=len(orders), name=path.name)
             for start in range(0, len(orders), CHUNK):
                 chunk = orders[start:start + CHUNK]
+                # Orders that break the contract, do not fit or cannot be written as JSON become
+                # connector dead letters inside ingest: never a crash half-way through the file.
                 result = await ingest(publisher, studio, checked, chunk)
                 published += len(result.published)
                 rejected += len(result.rejected)
@@ -67,3 +69,4 @@ async def publish_file(
     finally:
         await producer.stop()
     return published, rejected
+

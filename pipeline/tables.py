@@ -34,12 +34,13 @@ def inbox_table(inbox: list[dict[str, Any]]) -> Table:
 
 def dlq_table(letters: list[dict[str, Any]]) -> Table:
     table = Table(title=f"Dead letters ({len(letters)})")
-    for column in ("time", "stage", "source", "studio", "reason", "original"):
+    for column in ("time", "id", "status", "stage", "source", "studio", "reason", "original"):
         table.add_column(column, overflow="fold")
     for letter in letters:
         original = json.dumps(letter.get("original"), default=str)
         table.add_row(
-            str(letter.get("time", ""))[:19], str(letter.get("stage", "")), str(letter.get("source") or "-"),
+            str(letter.get("time", ""))[:19], str(letter.get("id", "")), str(letter.get("status", "-")),
+            str(letter.get("stage", "")), str(letter.get("source") or "-"),
             str(letter.get("studio_id") or "-"), str(letter.get("error", ""))[:200],
             original[:80] + ("…" if len(original) > 80 else ""),
         )

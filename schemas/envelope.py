@@ -9,6 +9,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from schemas.canonical import Source, StudioContext
 
 ENVELOPE_VERSION: Literal[1] = 1
+#: What an envelope adds to its order's JSON, at most: an order within the size limit always fits in
+#: its raw message (connectors limit the order; the normaliser limits the message to limit + this).
+ENVELOPE_OVERHEAD_BYTES = 64 * 1024
 
 
 class RawOrderEnvelope(BaseModel):

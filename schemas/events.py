@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
 from schemas.canonical import SaleStatus, Source
 
@@ -17,11 +17,15 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: Money in events: a plain decimal string ("0.0000001", never "1E-7"), exact.
+EventMoney = Annotated[Decimal, PlainSerializer(lambda value: format(value, "f"), return_type=str)]
+
+
 class SaleCommittedItem(_Model):
     description: str
     quantity: int
-    unit_price: Decimal | None
-    line_total: Decimal | None
+    unit_price: EventMoney | None
+    line_total: EventMoney | None
 
 
 class SaleCommitted(_Model):
@@ -37,9 +41,9 @@ class SaleCommitted(_Model):
     placed_at: AwareDatetime
     status: SaleStatus
     currency: str
-    total: Decimal
-    refunded: Decimal
-    payout: Decimal | None
+    total: EventMoney
+    refunded: EventMoney
+    payout: EventMoney | None
     contact_id: str
     shoot_id: str | None
     items: list[SaleCommittedItem]
@@ -61,4 +65,12 @@ class DeadLetter(_Model):
     studio_id: str | None = None
     source: str | None = None
     original: Any = Field(description="The original message value (JSON when it parsed, else text)")
+    original_truncated: bool = Field(
+        False,
+        description="True when the original was too large to carry: `original` is then the start of it "
+        "as text, and the whole message stays at topic/partition/offset",
+    )
+    replay_of: str | None = Field(
+        None, description="Id of the dead letter whose replay failed again as this one"
+    )
     time: AwareDatetime

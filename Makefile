@@ -36,6 +36,13 @@ test-integration: install
 	$(BIN)/galleryflow services up
 	$(BIN)/pytest -q tests/integration -m "not chaos"
 
+test-chaos: install
+	$(BIN)/pytest -q tests/chaos -x
+
+bench: install
+	$(BIN)/galleryflow services up
+	$(BIN)/python -m tests.bench.bench_pipeline --orders $${ORDERS:-20000}
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy pipeline connectors schemas

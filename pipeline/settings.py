@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     idle_check_seconds: float = 1.0
     worker_web_port: int = 6066
     consumer_session_timeout_seconds: float = 10.0
+    #: Producer request timeout, also how long a batch may wait for a partition leader (chaos tests shorten it).
+    kafka_request_timeout_ms: int = Field(default=30_000, ge=1000)
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -60,17 +60,11 @@ def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-async def _with_conn(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
-    import asyncpg
+async def _with_conn(settings: Any, action: Callable[[Any], Awaitable[T]]) -> T:
+    from pipeline import services
+    from pipeline.db.pool import with_connection
 
-    from pipeline.db.pool import init_connection
-
-    conn = await asyncpg.connect(services.database_url(settings))
-    try:
-        await init_connection(conn)
-        return await action(conn)
-    finally:
-        await conn.close()
+    return await with_connection(services.database_url(settings), action)
 
 
 # ---------------------------------------------------------------- services, db

@@ -67,17 +67,10 @@ def _vendor(source: str) -> ModuleType:
 
 
 async def _with_conn(settings: Any, action: Callable[[Any], Awaitable[T]]) -> T:
-    import asyncpg
-
     from pipeline import services
-    from pipeline.db.pool import init_connection
+    from pipeline.db.pool import with_connection
 
-    conn = await asyncpg.connect(services.database_url(settings))
-    try:
-        await init_connection(conn)
-        return await action(conn)
-    finally:
-        await conn.close()
+    return await with_connection(services.database_url(settings), action)
 
 
 async def _require_studio(conn: Any, studio: str) -> None:

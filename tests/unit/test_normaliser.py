@@ -27,6 +27,7 @@ from schemas import wire
 from schemas.canonical import CanonicalOrder, StudioContext
 from schemas.envelope import RawOrderEnvelope
 from schemas.raw import external_order_id, validate_raw
+from tests.unit.fuzzing import _paths
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 RECEIVED = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)
@@ -813,18 +814,6 @@ def check_outcome(source: str, payload: Any) -> None:
 @given(st.sampled_from(SOURCES), json_values)
 def test_any_json_payload_gives_an_order_or_a_normalise_error(source: str, payload: Any) -> None:
     check_outcome(source, payload)
-
-
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every key path inside a sample, so a property test can break any part of it."""
-    paths = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, child in value.items():
-            paths.extend(_paths(child, (*prefix, key)))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            paths.extend(_paths(child, (*prefix, index)))
-    return paths
 
 
 ALL_SAMPLES = [(source, index) for source in SOURCES for index in range(len(samples(source)))]
